@@ -126,15 +126,26 @@ class PostgresCluster:
             self._check_reachable_by(user)
         if not (self.data / "PG_VERSION").exists():
             self._run(
-                str(bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", SUPERUSER,
-                "--no-sync", "-E", "UTF8", "--locale=C",
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                SUPERUSER,
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
             )
         port = port or free_port()
         options = (
             f"-p {port} -k {self.directory} -c listen_addresses={LOOPBACK} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        self._run(str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start")
+        self._run(
+            str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start"
+        )
         return port
 
     def _run(self, *command: str) -> None:
@@ -158,8 +169,12 @@ class PostgresCluster:
         if self.port is None:
             return
         subprocess.run(
-            self._as_server_user(str(server_bindir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"),
-            check=False, capture_output=True, cwd="/",
+            self._as_server_user(
+                str(server_bindir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"
+            ),
+            check=False,
+            capture_output=True,
+            cwd="/",
         )
 
     def destroy(self) -> None:

@@ -1,14 +1,39 @@
-"""Test-wide guards: no test can reach real credentials or a real Prefect server by accident."""
+"""Test-wide fixtures and guards.
+
+- No test can reach real credentials or a real Prefect server by accident: the environment is stripped
+  of Google, Slack and Prefect API settings before anything imports Prefect.
+- One real Prefect server (the test harness) per session; one PostgreSQL cluster for the audit store;
+  the sandbox stand-ins, started in-process, once per session.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
-import pytest
-
+for _key in list(os.environ):
+    if _key.startswith(
+        ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_", "SLACK_", "STORAGE_EMULATOR_HOST")
+    ) or _key in (
+        "PREFECT_API_URL",
+        "PREFECT_API_KEY",
+        "PREFECT_PROFILE",
+    ):
+        del os.environ[_key]
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="opsflows-prefect-home-")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 # google-cloud-storage 3.17 otherwise fires a hidden background GET of the bucket on first use, which
 # shows up in the stand-ins' request logs and request counts.
 os.environ["DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA"] = "true"
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+
+from sandbox.postgres import PostgresCluster  # noqa: E402
 
 _REAL_WORLD_PREFIXES = ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_", "SLACK_", "STORAGE_EMULATOR_HOST")
 
@@ -18,3 +43,38 @@ def _no_real_credentials(monkeypatch):
     for key in list(os.environ):
         if key.startswith(_REAL_WORLD_PREFIXES):
             monkeypatch.delenv(key)
+
+
+def world_readable_tmpdir(prefix: str) -> Path:
+    """A temp dir the unprivileged PostgreSQL server user can reach (mkdtemp makes 0700)."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    directory.chmod(0o755)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real Prefect server for the whole session (the harness: ~10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster for tests that need only a database (the audit store)."""
+    cluster = PostgresCluster(world_readable_tmpdir("opsflows-pg-") / "cluster")
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def fresh_database(postgres, request):
+    """An empty database of its own for one test."""
+    name = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name.lower())[:50]
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres.dsn(name)
