@@ -43,18 +43,34 @@ class RunReport:
     after: Any = None
     notes: list[str] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)  # extra markdown, e.g. a canary step table
+    # Machine-readable state later runs look up, e.g. {"stable_traffic": {"service": ..., "traffic": [...]}}.
+    recorded: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"facts": self.facts, "before": self.before, "after": self.after}
+        return {"facts": self.facts, "before": self.before, "after": self.after, **self.recorded}
 
 
 # Keyed by flow run id: hooks run after the flow body, outside its context.
 _REPORTS: dict[str, RunReport] = {}
+_TRAILS: dict[str, _AuditedRun] = {}
 
 
 def current_report() -> RunReport:
     run_id = str(runtime_flow_run.get_id())
     return _REPORTS.setdefault(run_id, RunReport())
+
+
+def record_checkpoint(**summary: Any) -> None:
+    """Write a mid-run audit record now, e.g. the stable state a deploy is about to leave.
+
+    If the process dies after this, the next run (or the cancellation hook) finds it.
+    """
+    trail = _TRAILS[str(runtime_flow_run.get_id())]
+    trail.store.append(event="checkpoint", outcome="running", summary=summary, **trail._common())
+
+
+def audit_store(environment: OpsEnvironment) -> AuditStore:
+    return AuditStore(environment.audit_dsn.get_secret_value())
 
 
 def describe_trigger(flow_run: Any) -> str:
@@ -136,7 +152,7 @@ class _AuditedRun:
         self.trigger = describe_trigger(self.flow_run)
         self.actor = describe_actor(parameters, self.flow_run)
         self.deployment = runtime_deployment_name()
-        self.store = AuditStore(self.environment.audit_dsn.get_secret_value())
+        self.store = audit_store(self.environment)
 
     def _common(self) -> dict[str, Any]:
         return dict(
@@ -203,7 +219,7 @@ def _record_end_from_hook(outcome: str) -> Callable:
         parameters = dict(flow_run.parameters or {})
         try:
             environment = load_environment(str(parameters["environment"]))
-            store = AuditStore(environment.audit_dsn.get_secret_value())
+            store = audit_store(environment)
             if store.has_finished(str(flow_run.id)):
                 return
             report = _REPORTS.pop(str(flow_run.id), RunReport())
@@ -248,6 +264,8 @@ def audited_flow(
             trail = _AuditedRun(name, dict(bound.arguments))
             trail.start()
             report = current_report()
+            if trail.flow_run_id:
+                _TRAILS[trail.flow_run_id] = trail
             try:
                 result = fn(*args, **kwargs)
             except TerminationSignal:
@@ -262,6 +280,7 @@ def audited_flow(
             finally:
                 if trail.flow_run_id:
                     _REPORTS.pop(trail.flow_run_id, None)
+                    _TRAILS.pop(trail.flow_run_id, None)
 
         return flow(
             name=name,

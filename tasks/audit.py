@@ -29,7 +29,7 @@ _MIGRATIONS = [
     CREATE TABLE audit_records (
         seq          bigint PRIMARY KEY,
         recorded_at  timestamptz NOT NULL,
-        event        text NOT NULL CHECK (event IN ('started', 'finished')),
+        event        text NOT NULL CHECK (event IN ('started', 'checkpoint', 'finished')),
         flow         text NOT NULL,
         deployment   text,
         environment  text,
@@ -209,6 +209,20 @@ class AuditStore:
                 (flow_run_id,),
             ).fetchone()
         return row is not None
+
+    def stable_traffic_history(self, environment: str, service: str, limit: int = 20) -> list[list[dict]]:
+        """The traffic lists recorded as stable for a service, newest first (checkpoints and ends)."""
+        self.ensure_schema()
+        with self._connect() as conn:
+            rows = conn.execute(
+                """
+                SELECT summary->'stable_traffic'->'traffic' AS traffic FROM audit_records
+                WHERE environment = %s AND summary->'stable_traffic'->>'service' = %s
+                ORDER BY seq DESC LIMIT %s
+                """,
+                (environment, service, limit),
+            ).fetchall()
+        return [row["traffic"] for row in rows]
 
     def verify(self) -> ChainCheck:
         """Walk the whole chain; name the first record that was altered, removed or inserted."""
