@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -62,3 +63,69 @@ def apply_migrations(dsn: str, directory: Path) -> list[str]:
             )
     get_run_logger().info("applied %d migration(s): %s", len(pending), [m.version for m in pending])
     return [m.version for m in pending]
+
+
+@dataclass(frozen=True)
+class DatabaseFacts:
+    """What a backup manifest records about a database, and what a restore drill compares."""
+
+    server_version: str
+    schema_fingerprint: str
+    row_counts: dict[str, int]
+    migrations_head: str | None
+
+
+_SCHEMA_QUERY = """
+SELECT 'column' AS kind, c.table_schema || '.' || c.table_name AS object,
+       c.column_name || ' ' || c.data_type || ' ' || c.is_nullable AS detail, c.ordinal_position AS position
+FROM information_schema.columns c
+JOIN information_schema.tables t USING (table_schema, table_name)
+WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+UNION ALL
+SELECT 'index', schemaname || '.' || tablename, indexdef, 0
+FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2, 4, 3
+"""
+
+_TABLES_QUERY = """
+SELECT table_schema, table_name FROM information_schema.tables
+WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2
+"""
+
+
+def schema_fingerprint(conn: psycopg.Connection) -> str:
+    """sha256 over tables, columns, types, nullability and index definitions, in a fixed order."""
+    lines = [" | ".join(map(str, row)) for row in conn.execute(_SCHEMA_QUERY).fetchall()]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def row_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Exact row counts of every user table (schema-qualified names)."""
+    counts = {}
+    for schema, table in conn.execute(_TABLES_QUERY).fetchall():
+        query = psycopg.sql.SQL("SELECT count(*) FROM {}.{}").format(
+            psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table)
+        )
+        counts[f"{schema}.{table}"] = conn.execute(query).fetchone()[0]
+    return counts
+
+
+def migrations_head(conn: psycopg.Connection) -> str | None:
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return None
+    return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+
+
+@task(name="inspect-database", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def inspect_database(dsn: str) -> DatabaseFacts:
+    """Read, in one repeatable-read snapshot, the facts a manifest records about a database."""
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return DatabaseFacts(
+            server_version=conn.execute("SHOW server_version").fetchone()[0],
+            schema_fingerprint=schema_fingerprint(conn),
+            row_counts=row_counts(conn),
+            migrations_head=migrations_head(conn),
+        )
