@@ -129,3 +129,25 @@ def inspect_database(dsn: str) -> DatabaseFacts:
             row_counts=row_counts(conn),
             migrations_head=migrations_head(conn),
         )
+
+
+@task(name="create-database", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2)
+def create_database(admin_dsn: str, name: str) -> None:
+    """Create an empty database (an import needs its target database to exist)."""
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+
+
+@task(name="run-sql-checks", cache_policy=NO_CACHE)
+def run_sql_checks(dsn: str, checks: dict[str, str]) -> dict[str, str | bool]:
+    """Each named query must return true; the result is True, False, or the error text."""
+    results: dict[str, str | bool] = {}
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        for name, query in checks.items():
+            try:
+                row = conn.execute(query).fetchone()
+                results[name] = bool(row and row[0] is True)
+            except psycopg.Error as exc:
+                results[name] = f"{type(exc).__name__}: {exc}".strip()
+    return results
