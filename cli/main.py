@@ -160,10 +160,23 @@ def blocks_register() -> None:
 
 
 @app.command("demo")
-def demo(state_dir: StateDir = None) -> None:
-    """Bring the sandbox up and say how to reach it."""
-    sandbox_up(as_json=False, state_dir=state_dir, register=True)
-    typer.echo("\nStop it with `opsflows sandbox down`.")
+def demo(
+    keep: Annotated[
+        bool, typer.Option(help="Leave the Prefect server, worker and sandbox up to browse the runs.")
+    ] = False,
+    state_dir: Annotated[
+        Path, typer.Option(help="Where the demo keeps its server, sandbox and logs.")
+    ] = Path(".demo"),
+) -> None:
+    """Run the whole story on the sandbox through a real Prefect server; exit 1 if any outcome differs."""
+    from cli.demo import run_demo
+
+    try:
+        ok = run_demo(state_dir.resolve(), keep)
+    except Exception as exc:  # noqa: BLE001 - one line on stderr, per the CLI contract
+        fail(f"demo failed: {type(exc).__name__}: {exc}")
+    if not ok:
+        fail("some outcomes were not as expected (see the table above)")
 
 
 if __name__ == "__main__":
