@@ -44,8 +44,13 @@ def environment(prefect_server, slack, audit_dsn):
         project="trail-project",
         region="europe-west1",
         dr_region="europe-north1",
-        cloud_sql=CloudSqlSettings(instance="db", databases=["shop"], validation_user="v",
-                                   validation_password="v-secret", drill_password="d-secret"),
+        cloud_sql=CloudSqlSettings(
+            instance="db",
+            databases=["shop"],
+            validation_user="v",
+            validation_password="v-secret",
+            drill_password="d-secret",
+        ),
         storage=StorageSettings(primary_bucket="p", dr_bucket="d"),
         slack=SlackSettings(channel="#ops-test", bot_token="xoxb-trail-secret", api_url=slack.url + "/api/"),
         audit_dsn=audit_dsn,
@@ -118,7 +123,9 @@ def test_failed_run_is_recorded_with_its_error_and_notified(environment, audit_d
     assert finished["notes"] == []
     (message,) = slack.messages
     assert message["channel"] == "#ops-test"
-    assert "trail-demo" in message["text"] and "failed" in message["text"] and "answered 500" in message["text"]
+    assert (
+        "trail-demo" in message["text"] and "failed" in message["text"] and "answered 500" in message["text"]
+    )
     assert run_id in message["text"]  # the run URL
 
 
