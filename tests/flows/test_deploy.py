@@ -1,0 +1,117 @@
+"""The canary deploy against the sandbox: real run_v2 clients, real revision processes, real Prefect.
+
+Every failure must end with the exact prior traffic split (revisions, percents, tags) and a Failed run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.deploy import deploy
+from tests.flows.helpers import audit_records, clear_log, inject, mutations, run_id, served, service_traffic
+
+
+def test_happy_path_moves_10_50_100_and_promotes(sandbox, service):
+    before = served(sandbox, service)
+    state = deploy("sandbox", service, f"sandbox/{service}:v2", requested_by="ci", return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    candidate = result["candidate"]
+    assert service_traffic(sandbox, service) == [(candidate, 100, "")]
+    assert [step["percent"] for step in result["steps"]] == [10, 50, 100]
+    assert all(step["samples"] >= 20 and step["passed"] for step in result["steps"])
+    finished = audit_records(sandbox, run_id(state))[-1]
+    assert finished["outcome"] == "completed" and finished["actor"] == "ci"
+    assert finished["summary"]["before"]["traffic"] == [{"percent": 100, "revision": next(iter(before))}]
+    assert finished["summary"]["stable_traffic"]["traffic"] == [{"percent": 100, "revision": candidate}]
+    # Three traffic steps through PATCHes with an update mask; the candidate's template sent once.
+    patches = [m for m in mutations(sandbox.run) if m["method"] == "PATCH" and service in m["path"]]
+    masks = [m["query"].get("updateMask") for m in patches]
+    assert masks.count("template,traffic") == 1 and masks.count("traffic") == 4  # 3 steps + promotion
+
+
+@pytest.mark.parametrize(
+    ("env", "failure"),
+    [
+        ({"SANDBOX_HEALTHY": "false"}, "failed its health check"),
+        ({"SANDBOX_ERROR_RATE": "0.5"}, "error rate"),
+        ({"SANDBOX_LATENCY_MS": "350"}, "p95 latency"),
+        ({"SANDBOX_READY": "false"}, "never became Ready"),
+    ],
+    ids=["unhealthy", "error-rate", "latency", "never-ready"],
+)
+def test_a_bad_candidate_restores_the_exact_prior_split(sandbox, service, env, failure):
+    # A prior split with a tag and two revisions: the restore must bring back exactly this.
+    first = deploy("sandbox", service, f"sandbox/{service}:v2", return_state=True)
+    assert first.is_completed(), first.message
+    prior = service_traffic(sandbox, service)
+    sandbox.slack.messages.clear()
+    state = deploy("sandbox", service, f"sandbox/{service}:v3", env=env, return_state=True)
+    assert state.is_failed()
+    assert failure in state.message
+    assert service_traffic(sandbox, service) == prior
+    finished = audit_records(sandbox, run_id(state))[-1]
+    assert finished["outcome"] == "failed" and failure in finished["error"]
+    assert finished["summary"]["after"]["rolled_back"] is True
+    assert any(service in m["text"] and "failed" in m["text"] for m in sandbox.slack.messages)
+
+
+def test_no_samples_is_a_failure_never_a_pass(sandbox, service):
+    prior = service_traffic(sandbox, service)
+    state = deploy("sandbox", service, f"sandbox/{service}:v2", soak_seconds=0.0, return_state=True)
+    assert state.is_failed() and "no data is a fail" in state.message
+    assert service_traffic(sandbox, service) == prior
+
+
+def test_api_503_bursts_are_retried(sandbox, service):
+    inject(sandbox.run, method="PATCH", path=f"/services/{service}$", status=503, times=2)
+    state = deploy("sandbox", service, f"sandbox/{service}:v2", return_state=True)
+    assert state.is_completed(), state.message
+    statuses = [
+        m["status"] for m in mutations(sandbox.run) if m["method"] == "PATCH" and service in m["path"]
+    ]
+    assert statuses[:3] == [503, 503, 200]
+
+
+@pytest.mark.parametrize("status", [400, 409])
+def test_api_400_and_409_are_not_retried_and_change_nothing(sandbox, service, status):
+    prior = service_traffic(sandbox, service)
+    clear_log(sandbox.run)
+    inject(sandbox.run, method="PATCH", path=f"/services/{service}$", status=status, times=1)
+    state = deploy("sandbox", service, f"sandbox/{service}:v2", return_state=True)
+    assert state.is_failed()
+    patches = [m for m in mutations(sandbox.run) if m["method"] == "PATCH"]
+    # The refused template update, then only the restore of the prior split.
+    assert patches[0]["status"] == status
+    assert [p["query"].get("updateMask") for p in patches[1:]] == ["traffic"]
+    assert service_traffic(sandbox, service) == prior
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"image": "not an image"}, "not a container image reference"),
+        ({"image": "sandbox/app"}, "with a tag or digest"),
+        ({"canary_steps": [50, 10, 100]}, "strictly increasing"),
+        ({"canary_steps": [10, 50]}, "end at 100"),
+        ({"env": {"1BAD": "x"}}, "not valid"),
+        ({"service": "no-such-service"}, "is not one of this environment's services"),
+        ({"run_migrations": True, "migrations_dir": "/nonexistent"}, "does not exist"),
+    ],
+)
+def test_bad_parameters_fail_before_any_api_mutation(sandbox, service, kwargs, message):
+    clear_log(sandbox.run)
+    params = {"service": service, "image": f"sandbox/{service}:v2", **kwargs}
+    state = deploy("sandbox", return_state=True, **params)
+    assert state.is_failed() and message in state.message
+    assert "nothing was changed" in state.message
+    assert mutations(sandbox.run) == []
+
+
+def test_dry_run_changes_nothing_and_shows_the_plan(sandbox, service):
+    clear_log(sandbox.run)
+    state = deploy("sandbox", service, f"sandbox/{service}:v2", dry_run=True, return_state=True)
+    assert state.is_completed()
+    plan = state.result()["plan"]
+    assert [sum(t["percent"] for t in step if t.get("tag") == "candidate") for step in plan] == [10, 50, 100]
+    assert mutations(sandbox.run) == []
