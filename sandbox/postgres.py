@@ -59,7 +59,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _server_user() -> str | None:
+def server_user() -> str | None:
     """The unprivileged user that runs the server when we are root, else None (run as ourselves)."""
     if os.geteuid() != 0:
         return None
@@ -75,9 +75,14 @@ def _server_user() -> str | None:
 
 @dataclass
 class PostgresCluster:
-    """One private cluster living in `directory` (data, socket and log inside it)."""
+    """One private cluster living in `directory` (data and log inside it), listening on `address`.
+
+    No Unix socket: clients use TCP on loopback, and a socket path inside a deep state directory can
+    pass the 107-byte limit.
+    """
 
     directory: Path
+    address: str = LOOPBACK
 
     @property
     def data(self) -> Path:
@@ -107,10 +112,10 @@ class PostgresCluster:
         if port is None:
             raise RuntimeError(f"PostgreSQL in {self.directory} is not running")
         auth = f"{user}:{password}" if password else user
-        return f"postgresql://{auth}@{LOOPBACK}:{port}/{dbname}"
+        return f"postgresql://{auth}@{self.address}:{port}/{dbname}"
 
-    def _as_server_user(self, *command: str) -> list[str]:
-        user = _server_user()
+    def as_server_user(self, *command: str) -> list[str]:
+        user = server_user()
         return ["runuser", "-u", user, "--", *command] if user else list(command)
 
     def start(self, port: int | None = None) -> int:
@@ -120,12 +125,12 @@ class PostgresCluster:
             return running
         bindir = server_bindir()
         self.directory.mkdir(parents=True, exist_ok=True)
-        user = _server_user()
+        user = server_user()
         if user:
             shutil.chown(self.directory, user)
-            self._check_reachable_by(user)
+            self.check_reachable_by(user)
         if not (self.data / "PG_VERSION").exists():
-            self._run(
+            self.run_as_server(
                 str(bindir / "initdb"),
                 "-D",
                 str(self.data),
@@ -140,23 +145,24 @@ class PostgresCluster:
             )
         port = port or free_port()
         options = (
-            f"-p {port} -k {self.directory} -c listen_addresses={LOOPBACK} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-p {port} -c listen_addresses={self.address} -c unix_socket_directories='' -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100 -c shared_buffers=32MB"
         )
-        self._run(
+        self.run_as_server(
             str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start"
         )
         return port
 
-    def _run(self, *command: str) -> None:
-        done = subprocess.run(self._as_server_user(*command), capture_output=True, text=True, cwd="/")
+    def run_as_server(self, *command: str) -> None:
+        """Run a server command (initdb, pg_ctl) as the server user; raise with its output on failure."""
+        done = subprocess.run(self.as_server_user(*command), capture_output=True, text=True, cwd="/")
         if done.returncode != 0:
             raise RuntimeError(
                 f"{Path(command[0]).name} failed for {self.directory} (exit {done.returncode}): "
                 f"{(done.stderr or done.stdout).strip()[-800:]}"
             )
 
-    def _check_reachable_by(self, user: str) -> None:
+    def check_reachable_by(self, user: str) -> None:
         # A 0700 parent (mkdtemp, pytest's tmp_path) hides the directory from the server user.
         blocked = [p for p in self.directory.parents if os.stat(p).st_mode & 0o001 == 0]
         if blocked:
@@ -169,7 +175,7 @@ class PostgresCluster:
         if self.port is None:
             return
         subprocess.run(
-            self._as_server_user(
+            self.as_server_user(
                 str(server_bindir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"
             ),
             check=False,

@@ -18,15 +18,13 @@ import re
 import shutil
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from sandbox.cloudsql.operations import OperationFailed
-from sandbox.http import LOOPBACK
-from sandbox.postgres import SUPERUSER, PostgresCluster, _server_user, client_tool, server_bindir
+from sandbox.postgres import SUPERUSER, PostgresCluster, client_tool, server_bindir, server_user
 
 # Clients reach an instance from any loopback address (Linux picks 127.0.0.1 as the source even when
 # dialling 127.0.0.10), so trust the whole of 127/8; replication is needed by pg_basebackup (clones).
@@ -35,52 +33,6 @@ local all all trust
 host all all 127.0.0.0/8 trust
 host replication all 127.0.0.0/8 trust
 """
-
-
-@dataclass
-class InstanceCluster(PostgresCluster):
-    """A PostgresCluster that listens on its own loopback address and has no Unix socket.
-
-    `PostgresCluster.start` hard-codes 127.0.0.1 and a socket in the cluster directory (whose path can
-    pass the 107-byte socket limit in deep state directories), so `start` is written again here.
-    """
-
-    address: str = LOOPBACK
-
-    def dsn(self, dbname: str = "postgres", user: str = SUPERUSER, password: str | None = None) -> str:
-        port = self.port
-        if port is None:
-            raise RuntimeError(f"PostgreSQL of {self.directory.name} is not running")
-        auth = f"{user}:{password}" if password else user
-        return f"postgresql://{auth}@{self.address}:{port}/{dbname}"
-
-    def start(self, port: int | None = None) -> int:
-        running = self.port
-        if running is not None:
-            return running
-        if port is None:
-            raise ValueError("an instance cluster starts on the stand-in's shared port")
-        user = _server_user()
-        if user:
-            shutil.chown(self.directory, user)
-            self._check_reachable_by(user)
-        options = (
-            f"-p {port} -c listen_addresses={self.address} -c unix_socket_directories='' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=100 -c shared_buffers=32MB"
-        )
-        self._run(
-            str(server_bindir() / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.log),
-            "-w",
-            "-o",
-            options,
-            "start",
-        )
-        return port
 
 
 def server_version() -> tuple[int, int]:
@@ -111,13 +63,13 @@ class Engine:
         self.port = port
         self.major, self.minor = server_version()
         self._template_lock = threading.Lock()
-        user = _server_user()
+        user = server_user()
         if user:  # say so now, not at the first instances.insert
-            PostgresCluster(root / "template")._check_reachable_by(user)
+            PostgresCluster(root / "template").check_reachable_by(user)
 
     # -- clusters --------------------------------------------------------------------------------
-    def cluster(self, name: str, address: str) -> InstanceCluster:
-        return InstanceCluster(self.root / "instances" / name, address)
+    def cluster(self, name: str, address: str) -> PostgresCluster:
+        return PostgresCluster(self.root / "instances" / name, address)
 
     def clear_leftovers(self) -> None:
         """Stop and remove clusters and backups an earlier stand-in left in this state directory.
@@ -129,7 +81,7 @@ class Engine:
         shutil.rmtree(self.root / "instances", ignore_errors=True)
         shutil.rmtree(self.root / "backups", ignore_errors=True)
 
-    def create(self, cluster: InstanceCluster, databases: list[str], root_password: str | None) -> None:
+    def create(self, cluster: PostgresCluster, databases: list[str], root_password: str | None) -> None:
         self._new_directory(cluster)
         template = self._template()
         self._as_server(cluster, "cp", "-a", str(template.data), str(cluster.data))
@@ -144,7 +96,7 @@ class Engine:
                     )
                 )
 
-    def clone(self, source: InstanceCluster, destination: InstanceCluster) -> None:
+    def clone(self, source: PostgresCluster, destination: PostgresCluster) -> None:
         """A physical copy of the running source (all databases, roles and settings), then started."""
         self._new_directory(destination)
         self._as_server(
@@ -155,10 +107,10 @@ class Engine:
         )
         destination.start(self.port)
 
-    def destroy(self, cluster: InstanceCluster) -> None:
+    def destroy(self, cluster: PostgresCluster) -> None:
         cluster.destroy()
 
-    def databases(self, cluster: InstanceCluster) -> list[str]:
+    def databases(self, cluster: PostgresCluster) -> list[str]:
         with self._connect(cluster, "postgres") as conn:
             rows = conn.execute(
                 "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname"
@@ -166,7 +118,7 @@ class Engine:
         return [row[0] for row in rows]
 
     # -- export / import -------------------------------------------------------------------------
-    def dump_sql(self, cluster: InstanceCluster, database: str, options: dict | None = None) -> bytes:
+    def dump_sql(self, cluster: PostgresCluster, database: str, options: dict | None = None) -> bytes:
         """What Cloud SQL writes for a SQL export: a plain dump without owners or grants.
 
         `options` is the export's `sqlExportOptions` (tables, schemaOnly, postgresExportOptions).
@@ -184,7 +136,7 @@ class Engine:
             "pg_dump", "--no-owner", "--no-privileges", *flags, *self._target(cluster), "-d", database
         )
 
-    def load_sql(self, cluster: InstanceCluster, database: str, script: bytes, user: str) -> None:
+    def load_sql(self, cluster: PostgresCluster, database: str, script: bytes, user: str) -> None:
         # One transaction and stop at the first error: a failed import leaves nothing half-loaded.
         self._tool(
             "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
@@ -193,7 +145,7 @@ class Engine:
         )  # fmt: skip
 
     # -- backups ---------------------------------------------------------------------------------
-    def backup(self, cluster: InstanceCluster, directory: Path) -> None:
+    def backup(self, cluster: PostgresCluster, directory: Path) -> None:
         """Roles plus a custom-format dump of every database: what a restore needs to rebuild it all."""
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "roles.sql").write_bytes(
@@ -213,7 +165,7 @@ class Engine:
             )
         (directory / "databases.json").write_text(json.dumps(files))
 
-    def restore(self, cluster: InstanceCluster, directory: Path) -> None:
+    def restore(self, cluster: PostgresCluster, directory: Path) -> None:
         """Overwrite every database of `cluster` with the backup in `directory`, as restoreBackup does."""
         files: dict[str, str] = json.loads((directory / "databases.json").read_text())
         # Without ON_ERROR_STOP: "role postgres already exists" is expected and harmless.
@@ -230,10 +182,10 @@ class Engine:
             )  # fmt: skip
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _target(self, cluster: InstanceCluster, user: str = SUPERUSER) -> tuple[str, ...]:
+    def _target(self, cluster: PostgresCluster, user: str = SUPERUSER) -> tuple[str, ...]:
         return ("-h", cluster.address, "-p", str(self.port), "-U", user)
 
-    def _connect(self, cluster: InstanceCluster, database: str) -> psycopg.Connection:
+    def _connect(self, cluster: PostgresCluster, database: str) -> psycopg.Connection:
         try:
             return psycopg.connect(
                 host=cluster.address, port=self.port, user=SUPERUSER, dbname=database,
@@ -250,16 +202,16 @@ class Engine:
             raise OperationFailed("ERROR_RDBMS", f"exit status {done.returncode}\n{detail}")
         return done.stdout
 
-    def _as_server(self, cluster: InstanceCluster, *command: str) -> None:
-        done = subprocess.run(cluster._as_server_user(*command), capture_output=True, text=True, cwd="/")
+    def _as_server(self, cluster: PostgresCluster, *command: str) -> None:
+        done = subprocess.run(cluster.as_server_user(*command), capture_output=True, text=True, cwd="/")
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip()[-2000:]
             raise OperationFailed("ERROR_RDBMS", f"{Path(command[0]).name} failed: {detail}")
 
-    def _new_directory(self, cluster: InstanceCluster) -> None:
+    def _new_directory(self, cluster: PostgresCluster) -> None:
         shutil.rmtree(cluster.directory, ignore_errors=True)
         cluster.directory.mkdir(parents=True)
-        user = _server_user()
+        user = server_user()
         if user:
             shutil.chown(cluster.directory, user)
 
@@ -274,11 +226,11 @@ class Engine:
                 return template
             shutil.rmtree(template.directory, ignore_errors=True)
             template.directory.mkdir(parents=True)
-            user = _server_user()
+            user = server_user()
             if user:
                 shutil.chown(template.directory, user)
-                template._check_reachable_by(user)
-            template._run(
+                template.check_reachable_by(user)
+            template.run_as_server(
                 str(server_bindir() / "initdb"),
                 *("-D", str(template.data), "-A", "trust", "-U", SUPERUSER, "--no-sync", "-E", "UTF8"),
                 "--locale=C",

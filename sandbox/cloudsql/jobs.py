@@ -13,10 +13,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sandbox.cloudsql.engine import Engine, InstanceCluster
+from sandbox.cloudsql.engine import Engine
 from sandbox.cloudsql.operations import OnFailure, OperationFailed, Work
 from sandbox.cloudsql.store import BackupRun, Instance, Operation, Store, now
 from sandbox.http import ApiError
+from sandbox.postgres import PostgresCluster
 
 Job = tuple[Work, OnFailure | None]
 
@@ -24,7 +25,7 @@ Job = tuple[Work, OnFailure | None]
 def create(
     engine: Engine,
     instance: Instance,
-    cluster: InstanceCluster,
+    cluster: PostgresCluster,
     databases: list[str],
     root_password: str | None,
 ) -> Job:
@@ -39,7 +40,7 @@ def create(
     return work, failed
 
 
-def clone(engine: Engine, source: InstanceCluster, destination: Instance, cluster: InstanceCluster) -> Job:
+def clone(engine: Engine, source: PostgresCluster, destination: Instance, cluster: PostgresCluster) -> Job:
     def work(op: Operation) -> None:
         # cloneContext.pointInTime is accepted but not honoured: the clone is of the source as it is now.
         engine.clone(source, cluster)
@@ -77,7 +78,7 @@ def delete(engine: Engine, store: Store, instance: Instance, backups: Path, prev
 
 
 def export(
-    engine: Engine, storage: Any, cluster: InstanceCluster, context: dict[str, Any], bucket: str, name: str
+    engine: Engine, storage: Any, cluster: PostgresCluster, context: dict[str, Any], bucket: str, name: str
 ) -> Job:
     def work(op: Operation) -> None:
         dump = engine.dump_sql(cluster, context["databases"][0], context.get("sqlExportOptions"))
@@ -106,7 +107,7 @@ def export(
 
 
 def import_(
-    engine: Engine, storage: Any, cluster: InstanceCluster, database: str, user: str, bucket: str, name: str
+    engine: Engine, storage: Any, cluster: PostgresCluster, database: str, user: str, bucket: str, name: str
 ) -> Job:
     def work(op: Operation) -> None:
         try:
@@ -127,11 +128,11 @@ def import_(
     return work, None
 
 
-def restore(engine: Engine, cluster: InstanceCluster, run: BackupRun) -> Job:
+def restore(engine: Engine, cluster: PostgresCluster, run: BackupRun) -> Job:
     return (lambda op: engine.restore(cluster, run.directory)), None
 
 
-def backup(engine: Engine, cluster: InstanceCluster, run: BackupRun) -> Job:
+def backup(engine: Engine, cluster: PostgresCluster, run: BackupRun) -> Job:
     def work(op: Operation) -> None:
         run.status, run.start_time = "RUNNING", now()
         engine.backup(cluster, run.directory)
