@@ -250,9 +250,14 @@ def audited_flow(
     *,
     notify_success: bool = False,
     on_cancellation: list[Callable] | None = None,
+    after_each_run: Callable[[OpsEnvironment, str], None] | None = None,
     **flow_kwargs: Any,
 ) -> Callable:
-    """`prefect.flow`, plus the audit trail, artifact and failure notification described above."""
+    """`prefect.flow`, plus the audit trail, artifact and failure notification described above.
+
+    `after_each_run(environment_block, environment_name)` runs once the end record is written, whatever
+    the outcome (e.g. to refresh the DR posture table).
+    """
 
     def decorate(fn: Callable) -> Any:
         signature = inspect.signature(fn)
@@ -281,6 +286,8 @@ def audited_flow(
                 if trail.flow_run_id:
                     _REPORTS.pop(trail.flow_run_id, None)
                     _TRAILS.pop(trail.flow_run_id, None)
+                if after_each_run is not None:
+                    after_each_run(trail.environment, trail.environment_name)
 
         return flow(
             name=name,

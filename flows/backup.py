@@ -18,6 +18,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 
 from blocks import OpsEnvironment
 from flows._audited import audited_flow, current_report
+from flows._posture import publish_dr_posture
 from flows.replicate import replicate_backups
 from tasks.clients import load_environment
 from tasks.cloud_sql import (
@@ -63,7 +64,7 @@ def backup_sets(objects: dict, instance: str) -> list[BackupSet]:
     return sets
 
 
-@audited_flow("nightly-backup")
+@audited_flow("nightly-backup", after_each_run=publish_dr_posture)
 def nightly_backup(
     environment: str, dry_run: bool = False, replicate: bool = True, requested_by: str = ""
 ) -> dict:

@@ -14,6 +14,7 @@ from prefect import get_run_logger
 from prefect.events import emit_event
 
 from flows._audited import audited_flow, current_report
+from flows._posture import publish_dr_posture
 from tasks.clients import load_environment
 from tasks.decisions.replication import diff, plan_deletions, replication_lag_seconds
 from tasks.errors import InvalidInput, VerificationFailed
@@ -23,7 +24,7 @@ from tasks.storage import copy_objects, delete_objects, list_objects
 COPY_TASKS = 4
 
 
-@audited_flow("replicate-backups")
+@audited_flow("replicate-backups", after_each_run=publish_dr_posture)
 def replicate_backups(
     environment: str,
     prefix: str = "",

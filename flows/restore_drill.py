@@ -19,6 +19,7 @@ from prefect import get_run_logger
 
 from blocks import OpsEnvironment
 from flows._audited import audit_store, audited_flow, current_report
+from flows._posture import publish_dr_posture
 from flows.backup import MANIFEST, STAMP
 from tasks.clients import load_environment
 from tasks.cloud_sql import (
@@ -70,7 +71,7 @@ class PhaseClock:
             self.phases.append((name, time.monotonic() - started))
 
 
-@audited_flow("restore-drill")
+@audited_flow("restore-drill", after_each_run=publish_dr_posture)
 def restore_drill(
     environment: str,
     source: str = "dr_export",
