@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export UV_PYTHON := 3.11
 
-.PHONY: help uv env postgres test lint demo bench clean
+.PHONY: help uv env postgres browser test lint demo bench clean
 
 help:
 	@echo "make demo   run opsflows on the embedded sandbox (offline)"
@@ -31,11 +31,20 @@ postgres:
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "PostgreSQL server binaries are missing: install PostgreSQL (initdb, pg_ctl)"; exit 1; fi
 
+# Debian's Chromium for the browser test (Playwright drives it; it never downloads a browser).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "Chromium is missing: install it (Debian package chromium) for the browser test"; exit 1; fi
+
 lint: env
 	$(UV) run --locked ruff check .
 	$(UV) run --locked lint-imports
 
-test: env postgres lint
+test: env postgres browser lint
 	$(UV) run --locked pytest
 
 demo: env postgres
