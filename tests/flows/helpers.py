@@ -13,7 +13,7 @@ MUTATIONS = {"POST", "PATCH", "PUT", "DELETE"}
 
 
 def service_traffic(sandbox, service: str) -> list[tuple[str, int, str]]:
-    """(revision, percent, tag) of the service's traffic, sorted, as Cloud Run reports it."""
+    """(revision, percent, tag) of the service's traffic, sorted; LATEST named by the revision it serves."""
     svc = services_client(sandbox.environment).get_service(
         name=f"projects/{sandbox.environment.project}/locations/{sandbox.environment.region}/services/{service}"
     )
@@ -23,7 +23,7 @@ def service_traffic(sandbox, service: str) -> list[tuple[str, int, str]]:
             (
                 t.revision.rsplit("/", 1)[-1]
                 if t.type_ == kind.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
-                else "LATEST"
+                else svc.latest_ready_revision.rsplit("/", 1)[-1]
             ),
             t.percent,
             t.tag,

@@ -22,8 +22,8 @@ def test_happy_path_moves_10_50_100_and_promotes(sandbox, service):
     assert all(step["samples"] >= 20 and step["passed"] for step in result["steps"])
     finished = audit_records(sandbox, run_id(state))[-1]
     assert finished["outcome"] == "completed" and finished["actor"] == "ci"
-    assert finished["summary"]["before"]["traffic"] == [{"percent": 100, "revision": next(iter(before))}]
-    assert finished["summary"]["stable_traffic"]["traffic"] == [{"percent": 100, "revision": candidate}]
+    assert finished["summary"]["before"]["traffic"] == [{"type": "REVISION", "percent": 100, "revision": next(iter(before))}]
+    assert finished["summary"]["stable_traffic"]["traffic"] == [{"type": "REVISION", "percent": 100, "revision": candidate}]
     # Three traffic steps through PATCHes with an update mask; the candidate's template sent once.
     patches = [m for m in mutations(sandbox.run) if m["method"] == "PATCH" and service in m["path"]]
     masks = [m["query"].get("updateMask") for m in patches]
@@ -31,22 +31,23 @@ def test_happy_path_moves_10_50_100_and_promotes(sandbox, service):
 
 
 @pytest.mark.parametrize(
-    ("env", "failure"),
+    ("env", "failure", "soak"),
     [
-        ({"SANDBOX_HEALTHY": "false"}, "failed its health check"),
-        ({"SANDBOX_ERROR_RATE": "0.5"}, "error rate"),
-        ({"SANDBOX_LATENCY_MS": "350"}, "p95 latency"),
-        ({"SANDBOX_READY": "false"}, "never became Ready"),
+        ({"SANDBOX_HEALTHY": "false"}, "failed its health check", None),
+        ({"SANDBOX_ERROR_RATE": "0.5"}, "error rate", None),
+        # Slow answers need a window long enough to collect the minimum samples; it fails as soon as it has.
+        ({"SANDBOX_LATENCY_MS": "350"}, "p95 latency", 30),
+        ({"SANDBOX_READY": "false"}, "never became Ready", None),
     ],
     ids=["unhealthy", "error-rate", "latency", "never-ready"],
 )
-def test_a_bad_candidate_restores_the_exact_prior_split(sandbox, service, env, failure):
+def test_a_bad_candidate_restores_the_exact_prior_split(sandbox, service, env, failure, soak):
     # A prior split with a tag and two revisions: the restore must bring back exactly this.
     first = deploy("sandbox", service, f"sandbox/{service}:v2", return_state=True)
     assert first.is_completed(), first.message
     prior = service_traffic(sandbox, service)
     sandbox.slack.messages.clear()
-    state = deploy("sandbox", service, f"sandbox/{service}:v3", env=env, return_state=True)
+    state = deploy("sandbox", service, f"sandbox/{service}:v3", env=env, soak_seconds=soak, return_state=True)
     assert state.is_failed()
     assert failure in state.message
     assert service_traffic(sandbox, service) == prior

@@ -135,5 +135,5 @@ def test_a_run_killed_mid_canary_is_healed_by_the_next_run(sandbox, service):
     assert any("leftovers of a run that did not finish" in note for note in finished["notes"])
     # Healed first (to the checkpointed prior split), then deployed normally.
     assert finished["summary"]["before"]["traffic"] == [
-        {"percent": p, "revision": r} | ({"tag": t} if t else {}) for r, p, t in prior
+        {"type": "REVISION", "percent": p, "revision": r} | ({"tag": t} if t else {}) for r, p, t in prior
     ]
