@@ -60,6 +60,19 @@ def current_report() -> RunReport:
     return _REPORTS.setdefault(run_id, RunReport())
 
 
+# `run` below carries the wrapped flow's name, so a worker pickles it by value, with a private copy of
+# the globals it names; the registries are therefore only ever touched through these module functions.
+def _remember(trail: _AuditedRun) -> None:
+    if trail.flow_run_id:
+        _TRAILS[trail.flow_run_id] = trail
+
+
+def _forget(trail: _AuditedRun) -> None:
+    if trail.flow_run_id:
+        _REPORTS.pop(trail.flow_run_id, None)
+        _TRAILS.pop(trail.flow_run_id, None)
+
+
 def record_checkpoint(**summary: Any) -> None:
     """Write a mid-run audit record now, e.g. the stable state a deploy is about to leave.
 
@@ -269,8 +282,7 @@ def audited_flow(
             trail = _AuditedRun(name, dict(bound.arguments))
             trail.start()
             report = current_report()
-            if trail.flow_run_id:
-                _TRAILS[trail.flow_run_id] = trail
+            _remember(trail)
             try:
                 result = fn(*args, **kwargs)
             except TerminationSignal:
@@ -283,9 +295,7 @@ def audited_flow(
                 trail.finish("completed", report, None, notify_success)
                 return result
             finally:
-                if trail.flow_run_id:
-                    _REPORTS.pop(trail.flow_run_id, None)
-                    _TRAILS.pop(trail.flow_run_id, None)
+                _forget(trail)
                 if after_each_run is not None:
                     after_each_run(trail.environment, trail.environment_name)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import psycopg
 
+from sandbox.cloudrun import CloudRunStandIn
 from sandbox.cloudsql import CloudSqlStandIn
 from sandbox.postgres import PostgresCluster
-from sandbox.run import CloudRunStandIn
 from sandbox.seed import VALIDATION_PASSWORD, VALIDATION_USER, create_validation_user, seed_app_database
 from sandbox.slack import SlackStandIn
 from sandbox.storage import StorageStandIn

@@ -30,7 +30,7 @@ TEST_CANARY = CanaryPolicy(
 
 @pytest.fixture(scope="session")
 def sandbox(prefect_server):
-    sb = Sandbox(world_readable_tmpdir("opsflows-sandbox-") / "state", run_startup_deadline_s=4.0)
+    sb = Sandbox(world_readable_tmpdir("opsflows-sandbox-") / "state", run_startup_deadline_s=2.0)
     description = sb.start()
     environment = sandbox_environment(description)
     environment.canary = TEST_CANARY

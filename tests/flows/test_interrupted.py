@@ -36,8 +36,8 @@ def served_deploy(sandbox):
         [sys.executable, "-c", "from flows.deploy import deploy; deploy.serve(name='interrupt-test')"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=open("/tmp/served.log", "w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     deadline = time.monotonic() + 90
