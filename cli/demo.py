@@ -121,6 +121,7 @@ def run_demo(state_dir: Path, keep: bool) -> bool:
     env.update(
         PREFECT_HOME=str(state_dir / "prefect"),
         PREFECT_API_URL=api_url,
+        PREFECT_UI_API_URL=api_url,  # the UI otherwise calls the default port 4200
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         DO_NOT_TRACK="1",
         PREFECT_LOGGING_LEVEL="WARNING",
