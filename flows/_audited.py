@@ -228,7 +228,8 @@ def runtime_deployment_name() -> str | None:
 def _record_end_from_hook(outcome: str) -> Callable:
     """A hook that writes the end record when the run was stopped from outside (worker cancel, crash)."""
 
-    def hook(flow_obj: Any, flow_run: Any, state: Any) -> None:
+    # The runner calls hooks with keyword arguments: the names matter.
+    def hook(flow: Any, flow_run: Any, state: Any) -> None:
         parameters = dict(flow_run.parameters or {})
         try:
             environment = load_environment(str(parameters["environment"]))
@@ -239,7 +240,7 @@ def _record_end_from_hook(outcome: str) -> Callable:
             store.append(
                 event="finished",
                 outcome=outcome,
-                flow=flow_obj.name,
+                flow=flow.name,
                 deployment=None,
                 environment=str(parameters["environment"]),
                 flow_run_id=str(flow_run.id),

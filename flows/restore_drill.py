@@ -198,7 +198,7 @@ def pick_and_check(
     if source == "backup_run":
         runs = {r.id for r in list_backup_runs(ops, instance) if r.status == "SUCCESSFUL"}
         manifests = {p.key: read_json(ops, dr_bucket, p.key) for p in points}
-        points = [p for p in points if manifests[p.key]["backup_run_id"] in runs]
+        points = [p for p in points if manifests[p.key].get("backup_run_id") in runs]
     point = pick_recovery_point(points, selection, now, SELECTION_WINDOW_DAYS, random.Random())
     manifest = read_json(ops, dr_bucket, point.key)
     point = RecoveryPoint(point.key, datetime.fromisoformat(manifest["finished_at"]))

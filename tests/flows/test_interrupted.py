@@ -29,14 +29,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def served_deploy(sandbox):
-    """`deploy` served as deployment 'deploy/interrupt-test' by a separate process."""
+def served_deploy(sandbox, tmp_path_factory):
+    """`deploy` served as deployment 'deploy/interrupt-test' by a separate process (log kept on failure)."""
+    log = open(tmp_path_factory.mktemp("served") / "serve.log", "w")  # noqa: SIM115 - closed below
     env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value())
     process = subprocess.Popen(
         [sys.executable, "-c", "from flows.deploy import deploy; deploy.serve(name='interrupt-test')"],
         cwd=ROOT,
         env=env,
-        stdout=open("/tmp/served.log", "w"),
+        stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -50,6 +51,7 @@ def served_deploy(sandbox):
     yield "deploy/interrupt-test"
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
+    log.close()
 
 
 async def _read_deployment(name: str):
