@@ -30,9 +30,15 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 # shows up in the stand-ins' request logs and request counts.
 os.environ["DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA"] = "true"
 
+import itertools  # noqa: E402
+
+import httpx  # noqa: E402
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 
+from blocks import CanaryPolicy  # noqa: E402
+from cli.sandbox_env import sandbox_environment  # noqa: E402
+from sandbox.core import Sandbox  # noqa: E402
 from sandbox.postgres import PostgresCluster  # noqa: E402
 
 _REAL_WORLD_PREFIXES = ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_", "SLACK_", "STORAGE_EMULATOR_HOST")
@@ -78,3 +84,53 @@ def fresh_database(postgres, request):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return postgres.dsn(name)
+
+
+# --- the sandbox, for flow and platform tests ---------------------------------------------------
+# Sandbox-sized canary: enough probe samples per step in well under a second.
+TEST_CANARY = CanaryPolicy(
+    steps=[10, 50, 100],
+    soak_seconds=0.6,
+    probe_interval_seconds=0.01,
+    min_samples=20,
+    health_attempts=3,
+    max_p95_latency_ms=200,
+    health_interval_seconds=0.2,
+    ready_deadline_seconds=15,
+    approval_timeout_seconds=20,
+    lock_timeout_seconds=60,
+)
+
+
+@pytest.fixture(scope="session")
+def sandbox(prefect_server):
+    sb = Sandbox(world_readable_tmpdir("opsflows-sandbox-") / "state", run_startup_deadline_s=2.0)
+    description = sb.start()
+    environment = sandbox_environment(description)
+    environment.canary = TEST_CANARY
+    environment.save("sandbox", overwrite=True)
+    sb.environment = environment
+    yield sb
+    sb.stop()
+
+
+_service_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def service(sandbox):
+    """A fresh Cloud Run service of its own (one Ready revision at 100%), added to the environment."""
+    name = f"svc{next(_service_numbers)}"
+    sandbox.run.seed_service(name, image=f"sandbox/{name}:v1")
+    sandbox.environment.cloud_run.services.append(name)
+    sandbox.environment.save("sandbox", overwrite=True)
+    return name
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults(request):
+    yield
+    if "sandbox" in request.fixturenames:
+        sb = request.getfixturevalue("sandbox")
+        for standin in (sb.run, sb.storage, sb.slack, sb.sql):
+            httpx.delete(standin.url + "/_sandbox/faults")

@@ -145,6 +145,10 @@ def test_retention_thins_old_sets_and_never_touches_automated_backups(sandbox):
     )
     assert any(r.type_.name == "AUTOMATED" for r in runs)
     ours = [
-        r for r in runs if r.type_.name == "ON_DEMAND" and r.description.startswith("opsflows nightly backup")
+        r
+        for r in runs
+        if r.type_.name == "ON_DEMAND"
+        and r.status.name == "SUCCESSFUL"
+        and r.description.startswith("opsflows nightly backup")
     ]
     assert len(ours) <= sandbox.environment.retention.keep_on_demand_backup_runs

@@ -29,9 +29,12 @@ class Platform:
     env: dict[str, str]
 
     def save_environment(self, environment: OpsEnvironment) -> None:
+        # A fresh copy: the original remembers its document id on the other (harness) server.
+        copy = OpsEnvironment(**{name: getattr(environment, name) for name in OpsEnvironment.model_fields})
         with temporary_settings(updates={PREFECT_API_URL: self.api}):
-            OpsEnvironment.register_type_and_schema()
-            environment.save("sandbox", overwrite=True)
+            # _sync: Playwright's sync API runs an event loop, which would turn these into coroutines.
+            OpsEnvironment.register_type_and_schema(_sync=True)
+            copy.save("sandbox", overwrite=True, _sync=True)
 
     def prefect(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
