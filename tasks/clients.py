@@ -36,43 +36,35 @@ def _options(endpoint: str | None) -> ClientOptions | None:
     return ClientOptions(api_endpoint=endpoint) if endpoint else None
 
 
-def services_client(environment: OpsEnvironment) -> run_v2.ServicesClient:
-    return run_v2.ServicesClient(
-        transport="rest",
-        credentials=credentials(environment),
-        client_options=_options(environment.cloud_run.api_endpoint),
+def _rest_client(client_class, environment: OpsEnvironment, endpoint: str | None):
+    return client_class(
+        transport="rest", credentials=credentials(environment), client_options=_options(endpoint)
     )
+
+
+def services_client(environment: OpsEnvironment) -> run_v2.ServicesClient:
+    return _rest_client(run_v2.ServicesClient, environment, environment.cloud_run.api_endpoint)
 
 
 def revisions_client(environment: OpsEnvironment) -> run_v2.RevisionsClient:
-    return run_v2.RevisionsClient(
-        transport="rest",
-        credentials=credentials(environment),
-        client_options=_options(environment.cloud_run.api_endpoint),
-    )
+    return _rest_client(run_v2.RevisionsClient, environment, environment.cloud_run.api_endpoint)
 
 
 def sql_instances_client(environment: OpsEnvironment) -> sqladmin_v1beta4.SqlInstancesServiceClient:
-    return sqladmin_v1beta4.SqlInstancesServiceClient(
-        transport="rest",
-        credentials=credentials(environment),
-        client_options=_options(environment.cloud_sql.api_endpoint),
+    return _rest_client(
+        sqladmin_v1beta4.SqlInstancesServiceClient, environment, environment.cloud_sql.api_endpoint
     )
 
 
 def sql_backup_runs_client(environment: OpsEnvironment) -> sqladmin_v1beta4.SqlBackupRunsServiceClient:
-    return sqladmin_v1beta4.SqlBackupRunsServiceClient(
-        transport="rest",
-        credentials=credentials(environment),
-        client_options=_options(environment.cloud_sql.api_endpoint),
+    return _rest_client(
+        sqladmin_v1beta4.SqlBackupRunsServiceClient, environment, environment.cloud_sql.api_endpoint
     )
 
 
 def sql_operations_client(environment: OpsEnvironment) -> sqladmin_v1beta4.SqlOperationsServiceClient:
-    return sqladmin_v1beta4.SqlOperationsServiceClient(
-        transport="rest",
-        credentials=credentials(environment),
-        client_options=_options(environment.cloud_sql.api_endpoint),
+    return _rest_client(
+        sqladmin_v1beta4.SqlOperationsServiceClient, environment, environment.cloud_sql.api_endpoint
     )
 
 
