@@ -45,6 +45,7 @@ def sandbox_environment(description: dict[str, Any]) -> OpsEnvironment:
             channel="#ops-sandbox", bot_token=description["slack_token"], api_url=description["slack_api"]
         ),
         audit_dsn=description["audit_dsn"],
+        migrations_dsn=description["migrations_dsn"],
         canary=CanaryPolicy(
             soak_seconds=3,
             probe_interval_seconds=0.05,

@@ -101,5 +101,7 @@ class Sandbox:
             "buckets": dict(BUCKETS),
             "postgres_dsn": self.postgres.dsn(),
             "audit_dsn": self.postgres.dsn(AUDIT_DATABASE),
+            # What a deploy's SQL migrations run as: the app database's owner.
+            "migrations_dsn": self.sql.instance_dsn(INSTANCE, APP_DATABASE),
             "state_dir": str(self.state_dir),
         }

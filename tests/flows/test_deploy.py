@@ -5,7 +5,12 @@ Every failure must end with the exact prior traffic split (revisions, percents, 
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
+import psycopg
 import pytest
+from prefect.client.schemas.sorting import FlowRunSort
 
 from flows.deploy import deploy
 from tests.flows.helpers import audit_records, clear_log, inject, mutations, run_id, served, service_traffic
@@ -22,8 +27,12 @@ def test_happy_path_moves_10_50_100_and_promotes(sandbox, service):
     assert all(step["samples"] >= 20 and step["passed"] for step in result["steps"])
     finished = audit_records(sandbox, run_id(state))[-1]
     assert finished["outcome"] == "completed" and finished["actor"] == "ci"
-    assert finished["summary"]["before"]["traffic"] == [{"type": "REVISION", "percent": 100, "revision": next(iter(before))}]
-    assert finished["summary"]["stable_traffic"]["traffic"] == [{"type": "REVISION", "percent": 100, "revision": candidate}]
+    assert finished["summary"]["before"]["traffic"] == [
+        {"type": "REVISION", "percent": 100, "revision": next(iter(before))}
+    ]
+    assert finished["summary"]["stable_traffic"]["traffic"] == [
+        {"type": "REVISION", "percent": 100, "revision": candidate}
+    ]
     # Three traffic steps through PATCHes with an update mask; the candidate's template sent once.
     patches = [m for m in mutations(sandbox.run) if m["method"] == "PATCH" and service in m["path"]]
     masks = [m["query"].get("updateMask") for m in patches]
@@ -116,3 +125,73 @@ def test_dry_run_changes_nothing_and_shows_the_plan(sandbox, service):
     plan = state.result()["plan"]
     assert [sum(t["percent"] for t in step if t.get("tag") == "candidate") for step in plan] == [10, 50, 100]
     assert mutations(sandbox.run) == []
+
+
+def test_migrations_are_applied_before_the_candidate(sandbox, service, tmp_path):
+    (tmp_path / "0003_coupons.sql").write_text(
+        "CREATE TABLE coupons (code text PRIMARY KEY, percent_off int);"
+    )
+    state = deploy(
+        "sandbox",
+        service,
+        f"sandbox/{service}:v2",
+        run_migrations=True,
+        migrations_dir=str(tmp_path),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    finished = audit_records(sandbox, run_id(state))[-1]
+    assert finished["summary"]["facts"]["migrations applied"] == ["0003_coupons"]
+    with psycopg.connect(sandbox.environment.migrations_dsn.get_secret_value()) as conn:
+        assert conn.execute("SELECT to_regclass('coupons') IS NOT NULL").fetchone()[0]
+        conn.execute("DROP TABLE coupons")
+        conn.execute("DELETE FROM schema_migrations WHERE version = '0003_coupons'")
+
+
+def _resume_when_paused(run_holder: dict, approve: bool) -> None:
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    async def wait_and_resume():
+        async with get_client() as client:
+            for _ in range(600):
+                runs = await client.read_flow_runs(limit=5, sort=FlowRunSort.START_TIME_DESC)
+                paused = [r for r in runs if r.state and r.state.is_paused()]
+                if paused:
+                    run_holder["id"] = paused[0].id
+                    await resume_flow_run(paused[0].id, run_input={"approve": approve, "note": "looks good"})
+                    return
+                await asyncio.sleep(0.1)
+
+    asyncio.run(wait_and_resume())
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_approval_gate_before_full_traffic(sandbox, service, approve):
+    prior = service_traffic(sandbox, service)
+    holder: dict = {}
+    approver = threading.Thread(target=_resume_when_paused, args=(holder, approve))
+    approver.start()
+    state = deploy("sandbox", service, f"sandbox/{service}:v2", approve_before_full=True, return_state=True)
+    approver.join()
+    if approve:
+        assert state.is_completed(), state.message
+        assert served(sandbox, service) == {state.result()["candidate"]: 100}
+    else:
+        assert state.is_failed() and "was refused" in state.message
+        assert service_traffic(sandbox, service) == prior
+
+
+def test_no_answer_to_the_approval_rolls_back(sandbox, service):
+    prior = service_traffic(sandbox, service)
+    sandbox.environment.canary.approval_timeout_seconds = 3
+    sandbox.environment.save("sandbox", overwrite=True)
+    try:
+        state = deploy(
+            "sandbox", service, f"sandbox/{service}:v2", approve_before_full=True, return_state=True
+        )
+    finally:
+        sandbox.environment.canary.approval_timeout_seconds = 20
+        sandbox.environment.save("sandbox", overwrite=True)
+    assert state.is_failed()
+    assert service_traffic(sandbox, service) == prior

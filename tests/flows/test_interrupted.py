@@ -22,6 +22,7 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Cancelling
 
 from flows.deploy import deploy
+from tasks.audit import AuditStore
 from tasks.locks import service_lock_name
 from tests.flows.helpers import audit_records, service_traffic
 
@@ -124,6 +125,14 @@ def test_a_run_killed_mid_canary_is_healed_by_the_next_run(sandbox, service):
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     assert candidate_serving(sandbox, service)  # the leftovers of a dead run
+    store = AuditStore(sandbox.environment.audit_dsn.get_secret_value())
+    (dead,) = {
+        r["flow_run_id"] for r in store.records(flow="deploy") if r["parameters"].get("service") == service
+    }
+    assert [r["event"] for r in store.records(flow_run_id=dead)] == [
+        "started",
+        "checkpoint",
+    ]  # no end: it crashed
 
     # The dead holder's lock lease would free itself within 60 s; an operator frees it at once.
     async def free_lock():

@@ -113,3 +113,27 @@ def test_round_trip_through_the_prefect_server(prefect_server):
 def test_unknown_environment_is_a_clear_error(prefect_server):
     with pytest.raises(ValueError, match="no-such-env"):
         load_environment("no-such-env")
+
+
+def test_block_types_register_both_ways(prefect_server):
+    import os
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["blocks", "register"])
+    assert result.exit_code == 0 and "registered ops-environment" in result.output
+    env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value())
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ops-environment" in done.stdout.replace("Ops Environment", "ops-environment")
