@@ -61,11 +61,14 @@ def sandbox_up(
     except RuntimeError as exc:
         fail(str(exc))
     if register:
+        from prefect.settings import PREFECT_API_URL
+
         from blocks import OpsEnvironment
         from cli.sandbox_env import sandbox_environment
 
         OpsEnvironment.register_type_and_schema()
         sandbox_environment(description).save(description["environment"], overwrite=True)
+        description["prefect_api"] = PREFECT_API_URL.value()  # None: Prefect's ephemeral local server
     _print_description(description, as_json)
 
 
