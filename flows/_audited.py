@@ -31,7 +31,7 @@ from blocks import OpsEnvironment
 from tasks.audit import AuditStore, redact
 from tasks.clients import load_environment
 from tasks.errors import InvalidInput
-from tasks.notify import notify_slack
+from tasks.notify import notify_slack, send_notification
 
 
 @dataclass
@@ -237,6 +237,16 @@ def _record_end_from_hook(outcome: str) -> Callable:
             if store.has_finished(str(flow_run.id)):
                 return
             report = _REPORTS.pop(str(flow_run.id), RunReport())
+            delivery = send_notification(
+                environment.slack,
+                str(parameters["environment"]),
+                flow.name,
+                outcome,
+                {"state": state.message if state is not None else outcome},
+                None,
+            )
+            if not delivery.delivered:
+                report.notes.append(delivery.detail)
             store.append(
                 event="finished",
                 outcome=outcome,

@@ -141,14 +141,10 @@ def deploy(
     logger = get_run_logger()
     ops = load_environment(environment)
     try:
-        policy = ops.canary.model_copy(
-            update={
-                k: v
-                for k, v in {"steps": canary_steps, "soak_seconds": soak_seconds}.items()
-                if v is not None
-            }
+        overrides = {"steps": canary_steps, "soak_seconds": soak_seconds}
+        policy = CanaryPolicy.model_validate(
+            {**ops.canary.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
         )
-        policy = CanaryPolicy.model_validate(policy.model_dump())
     except ValueError as exc:
         raise InvalidInput(f"{exc}; nothing was changed") from exc
     env = env or {}

@@ -212,12 +212,17 @@ def set_traffic(
     return _state(_wait(operation, deadline_s, f"traffic update of {service}"))
 
 
+def _reason(condition: run_v2.Condition) -> str:
+    # A condition carries one of several reason enums; a revision's own is `revision_reason`.
+    return (condition.revision_reason or condition.reason).name
+
+
 def _revision_state(revision: run_v2.Revision) -> RevisionState:
     ready = next((c for c in revision.conditions if c.type_ == "Ready"), None)
     return RevisionState(
         name=_short(revision.name),
         ready=ready is not None and ready.state == _SUCCEEDED,
-        failure="" if ready is None or ready.state != _FAILED else f"{ready.reason}: {ready.message}",
+        failure="" if ready is None or ready.state != _FAILED else f"{_reason(ready)}: {ready.message}",
         image=revision.containers[0].image if revision.containers else "",
         create_time=revision.create_time.timestamp() if revision.create_time else 0.0,
     )

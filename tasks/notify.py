@@ -6,6 +6,7 @@ Retries are slack-sdk's own handlers (rate limits honour Retry-After; 500/503 ar
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,17 +49,17 @@ def format_message(
     return text, blocks
 
 
-@task(name="notify-slack", retries=0)
-def notify_slack(
+def send_notification(
     settings: SlackSettings,
     environment: str,
     flow: str,
     outcome: str,
     facts: dict[str, Any],
     run_url: str | None = None,
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> Delivery:
     """Post one run notification to Slack; report (never raise) a failed delivery."""
-    logger = get_run_logger()
+    logger = logger or logging.getLogger("opsflows.notify")
     text, blocks = format_message(environment, flow, outcome, facts, run_url)
     try:
         if settings.bot_token is not None:
@@ -85,3 +86,16 @@ def notify_slack(
         logger.warning(detail)
         return Delivery(False, detail)
     return Delivery(True, f"posted to {settings.channel if settings.bot_token else 'webhook'}")
+
+
+@task(name="notify-slack", retries=0)
+def notify_slack(
+    settings: SlackSettings,
+    environment: str,
+    flow: str,
+    outcome: str,
+    facts: dict[str, Any],
+    run_url: str | None = None,
+) -> Delivery:
+    """The same, as a task of the run (it shows in the run's timeline and logs)."""
+    return send_notification(settings, environment, flow, outcome, facts, run_url, get_run_logger())

@@ -104,6 +104,7 @@ def test_cancelling_mid_soak_restores_the_prior_split(sandbox, service, served_d
     assert final.type == StateType.CANCELLED
     assert service_traffic(sandbox, service) == prior
     assert audit_records(sandbox, flow_run.id)[-1]["outcome"] == "cancelled"
+    assert any("deploy" in m["text"] and "cancelled" in m["text"] for m in sandbox.slack.messages)
 
 
 def test_a_run_killed_mid_canary_is_healed_by_the_next_run(sandbox, service):
