@@ -63,9 +63,10 @@ def wait_for_operation(
             raise _StillRunning(current.name)
         return current
 
+    # Short first polls: small operations finish in well under a second; long ones back off to 5 s.
     polling = Retry(
         predicate=if_exception_type(_StillRunning),
-        initial=0.25,
+        initial=0.1,
         maximum=5.0,
         multiplier=1.5,
         timeout=timeout_s,
